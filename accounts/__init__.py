@@ -1,0 +1,1 @@
+"""The custom user model (AUTH_USER_MODEL) and its admin."""

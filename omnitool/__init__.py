@@ -1,0 +1,1 @@
+"""OmniTool: an internal tools portal whose tools and grants travel like code."""

@@ -1,0 +1,1 @@
+"""Tools, grants, the catalogue of tools declared in code, and the portal."""
