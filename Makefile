@@ -23,3 +23,11 @@ test: $(INSTALLED)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles var .pytest_cache .hypothesis
+
+# Access import/export at 1M grants on PostgreSQL (BENCH_DATABASE_URL, default a local server).
+bench: $(INSTALLED)
+	$(PY) benchmarks/access_bench.py
+
+# The dev → staging → production journey on three local databases.
+demo: $(INSTALLED)
+	$(PY) scripts/promotion_demo.py
