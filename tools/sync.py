@@ -11,7 +11,8 @@ from django.core.management.base import CommandError
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from tools.catalogue import CATALOGUE, CatalogueTool
+from tools import catalogue as catalogue_module
+from tools.catalogue import CatalogueTool
 from tools.models import Tool
 
 
@@ -55,8 +56,9 @@ class CatalogueDiff:
 
 
 def diff_catalogue(
-    catalogue: tuple[CatalogueTool, ...] = CATALOGUE, using: str = DEFAULT_DB_ALIAS
+    catalogue: tuple[CatalogueTool, ...] | None = None, using: str = DEFAULT_DB_ALIAS
 ) -> CatalogueDiff:
+    catalogue = catalogue_module.CATALOGUE if catalogue is None else catalogue
     existing = {tool.key: tool for tool in Tool.objects.using(using).order_by("key")}
     diff = CatalogueDiff()
     declared_keys = set()
