@@ -41,6 +41,7 @@ def test_invoice_generator__totals_line_items_with_tax(signed_in):
         "tax": "70.00",
         "total": "419.99",
     }
+    assert "Invoice for ACME" in response.content.decode()
 
 
 def test_invoice_generator__rejects_negative_quantities(signed_in):
