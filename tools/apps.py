@@ -8,6 +8,7 @@ class ToolsConfig(AppConfig):
     verbose_name = "Tools"
 
     def ready(self) -> None:
+        from tools import checks  # noqa: F401  (registers the catalogue's system checks)
         from tools.sync import sync_catalogue_after_migrate
 
         post_migrate.connect(sync_catalogue_after_migrate, sender=self)
