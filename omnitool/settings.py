@@ -141,9 +141,14 @@ SESSION_COOKIE_HTTPONLY = True
 # Deploy machinery (deploy/).
 BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(BASE_DIR / "var" / "backups")))
 BACKUP_KEEP = env.int("BACKUP_KEEP", default=10)
+BACKUP_ON_RELEASE = env.bool("BACKUP_ON_RELEASE", default=False)  # `release` backs up first, as `release --backup`
 ACCESS_FILE = Path(env.str("ACCESS_FILE", default=str(BASE_DIR / "fixtures" / "access.json")))
 ACCESS_FILE_MAX_BYTES = env.int("ACCESS_FILE_MAX_BYTES", default=100 * 1024 * 1024)
 ACCESS_SNAPSHOT_KEEP = env.int("ACCESS_SNAPSHOT_KEEP", default=10)
+# `notify`: where deploy messages go (none: notify does nothing), as slack|discord|json (default: from the host).
+DEPLOY_WEBHOOK_URL = env.str("DEPLOY_WEBHOOK_URL", default="")
+DEPLOY_WEBHOOK_FORMAT = env.str("DEPLOY_WEBHOOK_FORMAT", default="")
+DEPLOY_WEBHOOK_TIMEOUT = env.float("DEPLOY_WEBHOOK_TIMEOUT", default=5.0)
 
 LOGGING = {
     "version": 1,
