@@ -57,7 +57,15 @@ class ToolAdmin(admin.ModelAdmin):
         for obj in formset.deleted_objects:
             obj.delete()
 
-    @admin.action(description="Grant to all active users except…", permissions=["change"])
+    def has_grant_permission(self, request) -> bool:
+        """May run "Grant to all active users except…": change on tools and, because the action
+        creates grants, add_toolaccess like the grant add page and the inline. (An action's
+        `permissions` are any-of, so both live in this one check.)"""
+        return self.has_change_permission(request) and request.user.has_perm(
+            f"{ToolAccess._meta.app_label}.add_toolaccess"
+        )
+
+    @admin.action(description="Grant to all active users except…", permissions=["grant"])
     def grant_to_all_active_users_except_action(self, request, queryset):
         form = GrantToAllExceptForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
