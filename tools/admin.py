@@ -6,6 +6,7 @@ shows them read-only; what admins manage here are the grants.
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import Count
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 
 from tools.forms import GrantToAllExceptForm
@@ -76,7 +77,8 @@ class ToolAdmin(admin.ModelAdmin):
             left_out = ", ".join(result.excluded_usernames) or "nobody"
             self.message_user(
                 request,
-                f"Granted {result.total_created} new accesses to {len(result.created)} tools; left out: {left_out}.",
+                f"Granted {result.total_created} new access{pluralize(result.total_created, 'es')} "
+                f"to {len(result.created)} tool{pluralize(len(result.created))}; left out: {left_out}.",
                 messages.SUCCESS,
             )
             return None

@@ -55,7 +55,7 @@ def test_action__grants_every_active_user_except_the_chosen_ones(admin_client, c
         "bob",
         "carol",
     }
-    assert "left out: user_a" in response.content.decode()
+    assert "Granted 4 new accesses to 1 tool; left out: user_a." in response.content.decode()
 
 
 def test_action__records_who_granted(admin_client, catalogue_tools, people):
