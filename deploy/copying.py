@@ -227,26 +227,10 @@ def _postgresql_source_tables(
     import psycopg2
     from psycopg2 import sql
 
-    options = {
-        key: value
-        for key, value in (source.get("OPTIONS") or {}).items()
-        if key in databases.LIBPQ_OPTION_ENVIRONMENT
-    }
-    options.setdefault("connect_timeout", SOURCE_CONNECT_TIMEOUT_SECONDS)
     try:
-        connection = psycopg2.connect(
-            dbname=source.get("NAME"),
-            user=source.get("USER") or None,
-            password=source.get("PASSWORD") or None,
-            host=source.get("HOST") or None,
-            port=source.get("PORT") or None,
-            **options,
-        )
-    except psycopg2.Error as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise CopyRefused(
-            f"cannot reach the source {databases.describe_database(source)}: {_redact(first_line, source)}"
-        ) from None
+        connection = databases.pg_connect(source, connect_timeout=SOURCE_CONNECT_TIMEOUT_SECONDS)
+    except DatabaseToolError as error:
+        raise CopyRefused(str(error).replace("cannot connect to", "cannot reach the source", 1)) from None
     try:
         connection.set_session(readonly=True)
         with connection.cursor() as cursor:

@@ -166,13 +166,16 @@ def pg_tool_version(program: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2) or 0)
 
 
-def pg_connect(settings_dict: Mapping[str, Any]):
-    """A psycopg2 connection from a DATABASES entry; DatabaseToolError naming the database when it fails."""
+def pg_connect(settings_dict: Mapping[str, Any], *, connect_timeout: int | None = None):
+    """A psycopg2 connection from a DATABASES entry; DatabaseToolError naming the
+    database (never its password) when it fails."""
     import psycopg2
 
     options = {
         key: value for key, value in (settings_dict.get("OPTIONS") or {}).items() if key in LIBPQ_OPTION_ENVIRONMENT
     }
+    if connect_timeout is not None:
+        options.setdefault("connect_timeout", connect_timeout)
     try:
         return psycopg2.connect(
             dbname=settings_dict.get("NAME"),
@@ -183,7 +186,10 @@ def pg_connect(settings_dict: Mapping[str, Any]):
             **options,
         )
     except psycopg2.Error as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        password = str(settings_dict.get("PASSWORD") or "")
+        if password:
+            first_line = first_line.replace(password, "***")
         raise DatabaseToolError(f"cannot connect to {describe_database(settings_dict)}: {first_line}") from None
 
 

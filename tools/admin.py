@@ -14,18 +14,48 @@ from tools.grants import grant_to_all_active_users_except
 from tools.models import Tool, ToolAccess
 
 
-class ToolAccessInline(admin.TabularInline):
+class GrantInline(admin.TabularInline):
+    """Grants listed on the page of a tool or of a user; `autocomplete_fields`
+    names the other side, which the admin picks when adding a grant."""
+
     model = ToolAccess
+    readonly_fields = ("granted_at", "granted_by")
+    extra = 0
+    other_side_ordering: str
+
+    def get_queryset(self, request):
+        other_side = self.autocomplete_fields[0]
+        return (
+            super().get_queryset(request).select_related(other_side, "granted_by").order_by(self.other_side_ordering)
+        )
+
+
+class GrantsOfToolInline(GrantInline):
     fk_name = "tool"
     fields = ("user", "granted_at", "granted_by")
-    readonly_fields = ("granted_at", "granted_by")
     autocomplete_fields = ("user",)
-    extra = 0
+    other_side_ordering = "user__username"
     verbose_name = "grant"
     verbose_name_plural = "users who can open this tool"
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("user", "granted_by").order_by("user__username")
+
+class GrantsOfUserInline(GrantInline):
+    fk_name = "user"
+    fields = ("tool", "granted_at", "granted_by")
+    autocomplete_fields = ("tool",)
+    other_side_ordering = "tool__name"
+    verbose_name = "tool grant"
+    verbose_name_plural = "tools this user can open"
+
+
+def save_grant_formset(request, formset) -> None:
+    """Save a formset of grants, recording the admin who added each new one."""
+    for grant in formset.save(commit=False):
+        if grant.granted_by_id is None:
+            grant.granted_by = request.user
+        grant.save()
+    for grant in formset.deleted_objects:
+        grant.delete()
 
 
 @admin.register(Tool)
@@ -33,7 +63,7 @@ class ToolAdmin(admin.ModelAdmin):
     list_display = ("name", "key", "grant_count", "description")
     search_fields = ("key", "name")
     readonly_fields = ("key", "name", "description")
-    inlines = [ToolAccessInline]
+    inlines = [GrantsOfToolInline]
     actions = ["grant_to_all_active_users_except_action"]
 
     def get_queryset(self, request):
@@ -50,13 +80,7 @@ class ToolAdmin(admin.ModelAdmin):
         return False  # removal is a RemoveTool data migration
 
     def save_formset(self, request, form, formset, change):
-        instances = formset.save(commit=False)
-        for instance in instances:
-            if instance.granted_by_id is None:
-                instance.granted_by = request.user
-            instance.save()
-        for obj in formset.deleted_objects:
-            obj.delete()
+        save_grant_formset(request, formset)
 
     def has_grant_permission(self, request) -> bool:
         """May run "Grant to all active users except…": change on tools and, because the action

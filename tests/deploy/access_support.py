@@ -1,8 +1,11 @@
 """Helpers shared by the access import/export tests: building access files and
 fingerprinting the grants table so a test can prove nothing was written."""
 import hashlib
+import io
 import json
 from pathlib import Path
+
+from django.core.management import call_command
 
 from django.contrib.auth import get_user_model
 
@@ -47,3 +50,17 @@ def database_fingerprint() -> dict:
         "snapshots": AccessSnapshot.objects.count(),
         "grants_sha256": digest.hexdigest(),
     }
+
+
+class TerminalStringIO(io.StringIO):
+    """A stream that says it is a terminal, for the progress-on-a-tty tests."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def run_command(name: str, *args, stderr=None, **options) -> str:
+    """call_command `name` and return what it printed on stdout."""
+    stdout = io.StringIO()
+    call_command(name, *args, stdout=stdout, stderr=stderr or io.StringIO(), no_color=True, **options)
+    return stdout.getvalue()

@@ -8,19 +8,13 @@ from django.core.management import CommandError, call_command
 
 from deploy.access_file import export_access_document
 from tests.conftest import grant_pairs
+from tests.deploy.access_support import TerminalStringIO, run_command
 
 pytestmark = pytest.mark.django_db
 
 
-class TerminalStringIO(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
 def run(*args, stderr=None, **options) -> str:
-    stdout = io.StringIO()
-    call_command("export_access", *args, stdout=stdout, stderr=stderr or io.StringIO(), no_color=True, **options)
-    return stdout.getvalue()
+    return run_command("export_access", *args, stderr=stderr, **options)
 
 
 def test_export__writes_the_access_file_and_says_so(demo_data, tmp_path):

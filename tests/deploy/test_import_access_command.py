@@ -8,20 +8,13 @@ from django.core.management import CommandError, call_command
 
 from deploy.models import AccessSnapshot
 from tests.conftest import grant_pairs
-from tests.deploy.access_support import access_bytes, access_document, database_fingerprint, write_access_file
+from tests.deploy.access_support import TerminalStringIO, run_command, access_bytes, access_document, database_fingerprint, write_access_file
 
 pytestmark = pytest.mark.django_db
 
 
-class TerminalStringIO(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
 def run(*args, stderr=None, **options) -> str:
-    stdout = io.StringIO()
-    call_command("import_access", *args, stdout=stdout, stderr=stderr or io.StringIO(), no_color=True, **options)
-    return stdout.getvalue()
+    return run_command("import_access", *args, stderr=stderr, **options)
 
 
 @pytest.fixture

@@ -189,3 +189,22 @@ def test_non_staff_users_cannot_reach_admin(client, make_user):
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_grant_added_inline_on_the_tool_page_records_who_granted(admin_client, catalogue_tools, people):
+    tool = catalogue_tools["team-directory"]
+
+    response = admin_client.post(
+        f"/admin/tools/tool/{tool.pk}/change/",
+        {
+            "accesses-TOTAL_FORMS": "1",
+            "accesses-INITIAL_FORMS": "0",
+            "accesses-0-user": people["bob"].pk,
+            "accesses-0-tool": tool.pk,
+        },
+    )
+
+    assert response.status_code == 302
+    assert [(grant.user.username, grant.granted_by.username) for grant in ToolAccess.objects.all()] == [
+        ("bob", "root")
+    ]
