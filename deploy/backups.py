@@ -286,14 +286,32 @@ def read_backup(path: Path) -> Backup:
     )
 
 
-def find_backup(name_or_path: str | None = None, directory: Path | None = None) -> Backup:
-    """The newest backup (None), or the one named by id, file name or path; BackupError when missing."""
+def find_backup(
+    name_or_path: str | None = None,
+    directory: Path | None = None,
+    *,
+    environment: str | None = None,
+    engine: Engine | None = None,
+) -> Backup:
+    """The one named by id, file name or path, or (None) the newest backup,
+    of `environment` and `engine` when given; BackupError when missing."""
     directory = backup_directory() if directory is None else Path(directory)
     if name_or_path is None:
         backups = list_backups(directory)
         if not backups:
             raise BackupError(f"there are no backups in {directory}; take one with `manage.py backup`")
-        return backups[0]
+        fitting = [
+            backup
+            for backup in backups
+            if environment in (None, backup.environment) and engine in (None, backup.engine)
+        ]
+        if not fitting:
+            wanted = f"{engine} backup" if engine else "backup"
+            raise BackupError(
+                f"none of the {len(backups)} backups in {directory} is a {wanted} of "
+                f"{environment or 'any environment'}; take one with `manage.py backup`"
+            )
+        return fitting[0]
     candidate = Path(name_or_path)
     if candidate.suffix in ENGINE_BY_EXTENSION and candidate.is_file():
         return read_backup(candidate)

@@ -3,11 +3,13 @@ production guard and JSON output. Like Django's own commands, subclasses
 declare their flags in `add_arguments` and keep `handle` thin.
 """
 import json
+import os
 import sys
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import OperationalError
 
 
 class DeployCommand(BaseCommand):
@@ -27,6 +29,7 @@ class DeployCommand(BaseCommand):
                 default="text",
                 help="text for people (default); json prints one JSON document on stdout and nothing else.",
             )
+        _make_usage_errors_one_line(parser, f"{prog_name} {subcommand}")
         if self.confirmable:
             parser.add_argument(
                 "--noinput",
@@ -45,13 +48,32 @@ class DeployCommand(BaseCommand):
     def execute(self, *args, **options):
         self.format = options.get("format", "text")
         self.verbosity = options.get("verbosity", 1)
-        return super().execute(*args, **options)
+        self.json_written = False
+        try:
+            return super().execute(*args, **options)
+        except OperationalError as error:
+            # The database is down or unreachable: the operator's problem, one line, no traceback.
+            detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise self.failed(CommandError(f"cannot use the database: {detail}")) from None
+        except CommandError as error:
+            raise self.failed(error)
+        except BrokenPipeError:
+            # Whoever read stdout stopped early (`| head`); Python's advice: silence stdout, exit 1.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
+
+    def failed(self, error: CommandError) -> CommandError:
+        """With --format json, stdout still carries one document: the error, unless one was written."""
+        if self.format == "json" and not self.json_written:
+            self.write_json({"ok": False, "error": str(error)})
+        return error
 
     @property
     def environment(self) -> str:
         return settings.OMNITOOL_ENV
 
     def write_json(self, document: Any) -> None:
+        self.json_written = True
         self.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str))
 
     def say(self, message: str, level: int = 1, style=None) -> None:
@@ -92,3 +114,15 @@ class DeployCommand(BaseCommand):
         if answer.strip().lower() not in {"y", "yes"}:
             raise CommandError("Cancelled; nothing was changed.")
 
+
+def _make_usage_errors_one_line(parser, command: str) -> None:
+    """A mistyped flag is a user error like any other: one line and exit 1, not
+    argparse's usage block and exit 2 (which --detailed-exitcode reserves for changes)."""
+
+    def error(message: str):
+        if not parser.called_from_command_line:
+            raise CommandError(f"Error: {message}")
+        sys.stderr.write(f"CommandError: {message}; see '{command} --help'.\n")
+        sys.exit(1)
+
+    parser.error = error

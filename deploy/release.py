@@ -25,7 +25,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 from deploy.access_file import AccessFileError, read_access_file
 from deploy.backups import BackupError, create_backup
@@ -222,6 +222,10 @@ def run_release(
             result = StepResult(step.name, "ok", step.run(context))
         except ReleaseStepFailed as error:
             result = StepResult(step.name, "failed", str(error))
+            failed = True
+        except DatabaseError as error:  # the database went away or refused: a failed step, not a traceback
+            detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            result = StepResult(step.name, "failed", f"database error: {detail}")
             failed = True
         result.seconds = time.monotonic() - started
         if output is None:

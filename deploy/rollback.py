@@ -60,7 +60,11 @@ class RollbackResult:
 def plan_rollback(name_or_path: str | None = None, *, using: str = DEFAULT_DB_ALIAS) -> RollbackPlan:
     """Find the backup (newest when None) and make sure it can be restored here. Writes nothing."""
     try:
-        backup = find_backup(name_or_path)
+        backup = find_backup(
+            name_or_path,
+            environment=settings.OMNITOOL_ENV,
+            engine=databases.engine_of(connections[using].settings_dict),
+        )
         check_backup(backup, using=using)
     except BackupError as error:
         raise RollbackError(f"{error}; nothing was changed") from None

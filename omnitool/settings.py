@@ -4,6 +4,7 @@
 defaults; `staging` and `production` require a real SECRET_KEY and turn on
 every HTTPS protection that Heroku's router allows.
 """
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -12,7 +13,27 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+
+class StrictEnv(environ.Env):
+    """django-environ, except that a value it cannot read stops start-up with one
+    line naming the variable, and a boolean must be spelled like one."""
+
+    BOOLEAN_FALSE_STRINGS = ("false", "off", "no", "n", "0", "")
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        raw = os.environ.get(var)
+        if cast is bool and raw is not None:
+            words = (*self.BOOLEAN_TRUE_STRINGS, *self.BOOLEAN_FALSE_STRINGS)
+            if raw.strip().lower() not in words:
+                raise ImproperlyConfigured(f"{var}={raw!r} is not a boolean; use true or false.")
+        try:
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        except ValueError:
+            kind = getattr(cast, "__name__", "the expected type")
+            raise ImproperlyConfigured(f"{var}={raw!r} cannot be read as {kind}.") from None
+
+
+env = StrictEnv()
 
 ENVIRONMENTS = ("local", "staging", "production")
 OMNITOOL_ENV = env.str("OMNITOOL_ENV", default="local")
@@ -87,13 +108,16 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=env.int("CONN_MAX_AGE", default=0 if IS_LOCAL else 600),
-        conn_health_checks=True,
-    )
-}
+try:
+    DATABASES = {
+        "default": dj_database_url.config(
+            default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+            conn_max_age=env.int("CONN_MAX_AGE", default=0 if IS_LOCAL else 600),
+            conn_health_checks=True,
+        )
+    }
+except ValueError as error:  # the message names the scheme, never the URL (it may hold a password)
+    raise ImproperlyConfigured(f"DATABASE_URL cannot be read: {error}") from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE: a transaction takes SQLite's write lock when it begins, so two
     # imports serialise instead of failing on a lock upgrade (deploy/locking.py).

@@ -1,5 +1,6 @@
 """export_access and import_access as real `manage.py` processes: exit codes,
 stderr, and the seed's scenario across two separate databases."""
+import json
 import os
 import subprocess
 import sys
@@ -67,17 +68,16 @@ def test_seed_scenario__user_a_stays_excluded_in_another_database(environments, 
     assert manage(staging, "export_access", "--output", "-").stdout == access_file.read_text()
 
 
-def test_bad_input_exits_1_with_one_line_on_stderr_and_nothing_on_stdout(staging, tmp_path):
+def test_bad_input_exits_1_with_one_line_on_stderr_and_the_error_as_json_on_stdout(staging, tmp_path):
     access_file = tmp_path / "access.json"
     access_file.write_text('{"schema": "omnitool.access/v1",\n  "environment": 3,\n  "tools": []}\n')
 
     result = manage(staging, "import_access", str(access_file), "--format", "json")
 
+    message = f"{access_file}: environment: expected a string, found a number. Nothing was written."
     assert result.returncode == 1
-    assert result.stdout == ""
-    assert result.stderr == (
-        f"CommandError: {access_file}: environment: expected a string, found a number. Nothing was written.\n"
-    )
+    assert json.loads(result.stdout) == {"ok": False, "error": message}
+    assert result.stderr == f"CommandError: {message}\n"
 
 
 def test_stdin_is_read_with_a_dash(environments, staging):

@@ -109,6 +109,26 @@ def test_find_backup__without_any_backups_says_how_to_take_one(settings, tmp_pat
     assert str(error.value) == f"there are no backups in {tmp_path}; take one with `manage.py backup`"
 
 
+def test_find_backup__newest_means_the_newest_of_this_environment_and_engine(tmp_path):
+    for name in (
+        "20261101T100000Z-production-nightly.dump",
+        "20261102T100000Z-production-nightly.sqlite3",
+        "20261103T100000Z-local-nightly.dump",
+    ):
+        (tmp_path / name).write_bytes(b"")
+
+    backup = find_backup(None, tmp_path, environment="production", engine="postgresql")
+
+    assert backup.id == "20261101T100000Z-production-nightly"
+
+
+def test_find_backup__none_of_this_environment_is_a_clear_error(tmp_path):
+    (tmp_path / "20261103T100000Z-local-nightly.dump").write_bytes(b"")
+
+    with pytest.raises(BackupError, match=r"none of the 1 backups in .* is a postgresql backup of production"):
+        find_backup(None, tmp_path, environment="production", engine="postgresql")
+
+
 def test_read_backup__without_a_manifest_takes_time_environment_and_label_from_the_name(tmp_path):
     path = tmp_path / "20261125T140543Z-staging-before-release.dump"
     path.write_bytes(b"PGDMP")

@@ -48,7 +48,7 @@ def test_release__with_an_invalid_access_file_exits_non_zero_before_anything_is_
     assert result.returncode == 1
     assert result.stderr.startswith(f"CommandError: release stopped at access file: {access_file}:2:")
     assert result.stderr.rstrip().endswith(
-        "not run: backup, migrate, catalogue sync, superuser, import_access, verify_deploy"
+        "not run: backup, migrate, catalogue sync, superuser, import_access, verify_deploy."
     )
     assert len(result.stderr.splitlines()) == 1
     assert fresh_site.shell(TABLE_NAMES).strip() == "[]"

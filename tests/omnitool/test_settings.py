@@ -66,3 +66,27 @@ def test_production_settings_turn_on_https_protections():
     )
 
     assert result.stdout.strip().splitlines()[-1] == "False True True True 31536000 ('HTTP_X_FORWARDED_PROTO', 'https')"
+
+
+def test_an_unreadable_number_names_the_variable():
+    result = manage("check", BACKUP_KEEP="abc")
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["Configuration error: BACKUP_KEEP='abc' cannot be read as int."]
+
+
+def test_a_boolean_must_be_spelled_like_one():
+    result = manage("check", DEBUG="maybe")
+
+    assert result.stderr.strip().splitlines() == [
+        "Configuration error: DEBUG='maybe' is not a boolean; use true or false."
+    ]
+
+
+def test_an_unreadable_database_url_is_one_line_without_the_url():
+    result = manage("check", DATABASE_URL="garbage://admin:hunter2@db/omnitool")
+
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("Configuration error: DATABASE_URL cannot be read: Scheme 'garbage://' is unknown.")
+    assert "hunter2" not in result.stderr

@@ -108,7 +108,7 @@ def test_sync_tools_check__passes_when_database_equals_catalogue(capsys):
 def test_sync_tools_check__fails_naming_each_difference_and_writes_nothing(capsys):
     Tool.objects.filter(key="invoice-generator").update(name="Invoices")
 
-    with pytest.raises(CommandError, match=r"^Catalogue and database differ \(1 differences\)\.$"):
+    with pytest.raises(CommandError, match=r"^Catalogue and database differ \(1 difference\)\.$"):
         call_command("sync_tools", "--check")
 
     assert "update invoice-generator: name 'Invoices' -> 'Invoice Generator'" in capsys.readouterr().err

@@ -46,6 +46,8 @@ class Command(DeployCommand):
         progress = progress_for(self, "Exporting grants")
         try:
             sha256 = _write_atomically(Path(output), chunks, progress and (lambda: progress(summary.grant_count)))
+        except OSError as error:
+            raise CommandError(f"{output}: cannot write the access file ({error.strerror}); nothing was written.") from None
         finally:
             if progress:
                 progress.finish()

@@ -155,7 +155,9 @@ class Command(DeployCommand):
                     "plan": (result.plan if result else plan).as_dict(),
                 }
             )
-        if options["detailed_exitcode"] and plan.has_changes and status != "refused":
+        # After an apply, what counts is what was written: a concurrent import may have done it first.
+        changed = result.changed if result else plan.has_changes
+        if options["detailed_exitcode"] and changed and status != "refused":
             self.stdout.flush()
             sys.exit(2)
 

@@ -63,7 +63,7 @@ class Command(DeployCommand):
         if failed is not None:
             not_run = [result.name for result in report.results if result.status == "not run"]
             after = f"; not run: {', '.join(not_run)}" if not_run else ""
-            raise CommandError(f"release stopped at {failed.name}: {failed.detail}{after}")
+            raise CommandError(f"release stopped at {failed.name}: {failed.detail.rstrip('.')}{after}.")
         self.say(f"Release complete in {self.environment}.", style=self.style.SUCCESS)
 
 

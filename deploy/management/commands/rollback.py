@@ -61,8 +61,8 @@ class Command(DeployCommand):
                 self.say(f"Would restore {plan.describe()}.")
                 self.say(f"A safety backup ({SAFETY_BACKUP_LABEL}) would be taken first. Nothing was changed.")
             return
-        self.say(f"Restoring {plan.describe()}.")
         self.confirm_destructive(f"Replacing the whole {plan.database} database with backup {plan.backup.id}", options)
+        self.say(f"Restoring {plan.describe()}.")
         result = run_rollback(plan, using=using)
         if self.format == "json":
             self.write_json(

@@ -1,5 +1,6 @@
 """`manage.py sync_tools`: make the database's tools equal the catalogue (migrate does this too)."""
 from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import pluralize
 
 from tools.sync import CatalogueConflict, apply_catalogue_diff, diff_catalogue
 
@@ -28,7 +29,8 @@ class Command(BaseCommand):
                 return
             for line in diff.lines():
                 self.stderr.write(line)
-            raise CommandError(f"Catalogue and database differ ({len(diff.lines())} differences).")
+            count = len(diff.lines())
+            raise CommandError(f"Catalogue and database differ ({count} difference{pluralize(count)}).")
         for line in diff.lines():
             if verbosity >= 1:
                 self.stdout.write(("would " if options["dry_run"] else "") + line)
