@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import OperationalError
+from deploy.errors import first_line
 
 
 class DeployCommand(BaseCommand):
@@ -53,8 +54,7 @@ class DeployCommand(BaseCommand):
             return super().execute(*args, **options)
         except OperationalError as error:
             # The database is down or unreachable: the operator's problem, one line, no traceback.
-            detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise self.failed(CommandError(f"cannot use the database: {detail}")) from None
+            raise self.failed(CommandError(f"cannot use the database: {first_line(error)}")) from None
         except CommandError as error:
             raise self.failed(error)
         except BrokenPipeError:

@@ -40,6 +40,7 @@ from django.db.migrations.executor import MigrationExecutor
 from deploy import databases
 from deploy.backups import Backup, BackupError, create_backup
 from deploy.databases import DatabaseToolError, Engine
+from deploy.errors import first_line
 
 BACKUP_LABEL = "before-copy-database"
 SOURCE_CONNECT_TIMEOUT_SECONDS = 10
@@ -252,9 +253,9 @@ def _postgresql_source_tables(
                 counted.append(TableRows(table, cursor.fetchone()[0]))
             return counted
     except psycopg2.Error as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        reason = first_line(error)
         raise CopyRefused(
-            f"cannot read the source {databases.describe_database(source)}: {_redact(first_line, source)}"
+            f"cannot read the source {databases.describe_database(source)}: {_redact(reason, source)}"
         ) from None
     finally:
         connection.close()
@@ -345,8 +346,8 @@ def copy_database(
         progress("Migrating and syncing the catalogue…")
         migrations_applied = migrate_copied_database(using=using)
     except Exception as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise CopyFailed(f"the copy landed but finishing it failed: {first_line}; {undo}") from error
+        reason = first_line(error)
+        raise CopyFailed(f"the copy landed but finishing it failed: {reason}; {undo}") from error
     return CopyResult(plan, backup, tuple(copied_tables), scrub, tuple(migrations_applied))
 
 

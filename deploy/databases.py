@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from deploy.errors import first_line
+
 Engine = Literal["postgresql", "sqlite"]
 
 ENGINES: dict[str, Engine] = {
@@ -186,11 +188,11 @@ def pg_connect(settings_dict: Mapping[str, Any], *, connect_timeout: int | None 
             **options,
         )
     except psycopg2.Error as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        reason = first_line(error)
         password = str(settings_dict.get("PASSWORD") or "")
         if password:
-            first_line = first_line.replace(password, "***")
-        raise DatabaseToolError(f"cannot connect to {describe_database(settings_dict)}: {first_line}") from None
+            reason = reason.replace(password, "***")
+        raise DatabaseToolError(f"cannot connect to {describe_database(settings_dict)}: {reason}") from None
 
 
 def pg_server_version(settings_dict: Mapping[str, Any]) -> int:
@@ -301,9 +303,9 @@ def pg_drop_tables_except(settings_dict: Mapping[str, Any], keep: set[tuple[str,
             for schema, name in extra:
                 cursor.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(schema, name)))
     except psycopg2.Error as error:
-        first_line = str(error).strip().splitlines()[0]
+        reason = first_line(error)
         raise RestoredWithLeftoversError(
-            f"the archive was restored, but dropping the tables it lacks failed: {first_line}"
+            f"the archive was restored, but dropping the tables it lacks failed: {reason}"
         ) from None
     finally:
         connection.close()

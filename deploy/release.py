@@ -29,6 +29,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 from deploy.access_file import AccessFileError, read_access_file
 from deploy.backups import BackupError, create_backup
+from deploy.errors import first_line
 from tools.sync import CatalogueConflict, sync_catalogue
 
 RELEASE_BACKUP_LABEL = "before-release"
@@ -224,8 +225,7 @@ def run_release(
             result = StepResult(step.name, "failed", str(error))
             failed = True
         except DatabaseError as error:  # the database went away or refused: a failed step, not a traceback
-            detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            result = StepResult(step.name, "failed", f"database error: {detail}")
+            result = StepResult(step.name, "failed", f"database error: {first_line(error)}")
             failed = True
         result.seconds = time.monotonic() - started
         if output is None:

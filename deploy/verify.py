@@ -22,6 +22,7 @@ from django.utils.text import slugify
 
 from deploy.access import MIRROR, build_plan
 from deploy.access_file import AccessFileError, read_access_file
+from deploy.errors import first_line
 from deploy.checks import (
     Check,
     CheckFailure,
@@ -68,7 +69,7 @@ class DatabaseCheck(Check):
                 cursor.fetchone()
         except Exception as error:  # noqa: BLE001 - any driver error means unreachable
             # The first line only: drivers put host and port there, never the password.
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            reason = first_line(error)
             raise CheckFailure(f"cannot query the {connection.vendor} database {self.using!r}: {reason}") from None
         settings_dict = connection.settings_dict
         where = settings_dict.get("NAME")
