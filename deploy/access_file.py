@@ -27,6 +27,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Count
 
 from tools import catalogue as tool_catalogue
 from tools.models import Tool, ToolAccess
@@ -344,6 +345,18 @@ class ExportSummary:
     tool_count: int = 0
     grant_count: int = 0
     byte_count: int = 0
+
+
+def grants_outside_catalogue(*, using: str = DEFAULT_DB_ALIAS) -> dict[str, int]:
+    """Grant counts on database tools the catalogue lacks, by key: what an export leaves out."""
+    keys = [tool.key for tool in tool_catalogue.CATALOGUE]
+    return dict(
+        ToolAccess.objects.using(using)
+        .exclude(tool__key__in=keys)
+        .values_list("tool__key")
+        .annotate(grants=Count("pk"))
+        .order_by("tool__key")
+    )
 
 
 def iter_access_document(

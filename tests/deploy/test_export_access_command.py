@@ -66,6 +66,7 @@ def test_export__format_json_describes_what_was_written(demo_data, tmp_path):
         "grants": 10,
         "bytes": path.stat().st_size,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "left_out": {},
     }
 
 
@@ -100,3 +101,19 @@ def test_export__shows_progress_only_on_a_terminal(demo_data, tmp_path):
 
     assert "Exporting grants: 10" in on_terminal.getvalue()
     assert not_terminal.getvalue() == ""
+
+
+def test_export__says_which_grants_on_tools_outside_the_catalogue_it_leaves_out(demo_data, make_tool, grant, tmp_path):
+    from django.contrib.auth import get_user_model
+
+    stray = make_tool("legacy-thing", "Legacy Thing")
+    grant(get_user_model().objects.get(username="alice"), stray)
+    stderr = io.StringIO()
+
+    run(output=str(tmp_path / "access.json"), stderr=stderr)
+
+    assert stderr.getvalue() == (
+        "Left out 1 grant on tools not in the catalogue: legacy-thing (1). "
+        "A RenameTool or RemoveTool migration resolves them; verify_deploy lists them.\n"
+    )
+    assert b"legacy-thing" not in (tmp_path / "access.json").read_bytes()

@@ -216,6 +216,28 @@ def test_import__detailed_exitcode_is_0_without_changes(people, access_path):
     run(str(access_path), detailed_exitcode=True)  # returns: no SystemExit
 
 
+def test_import__detailed_exitcode_is_0_when_another_import_applied_the_changes_first(
+    people, access_path, monkeypatch
+):
+    """The plan printed had changes, but an import that ran between planning and
+    applying wrote them: this run wrote nothing, so it reports no changes."""
+    import deploy.management.commands.import_access as command_module
+
+    real_apply_plan = command_module.apply_plan
+
+    def another_import_runs_first(plan, **options):
+        real_apply_plan(plan)  # the other import commits the same grants
+        return real_apply_plan(plan, **options)
+
+    monkeypatch.setattr(command_module, "apply_plan", another_import_runs_first)
+    write_access_file(access_path, {"invoice-generator": ["alice"]})
+
+    output = run(str(access_path), detailed_exitcode=True)  # returns: no SystemExit
+
+    assert "Imported: 0 grants added, 0 removed." in output
+    assert grant_pairs() == {("alice", "invoice-generator")}
+
+
 def test_import__format_json_prints_one_document(people, catalogue_tools, grant, access_path):
     grant(people["carol"], catalogue_tools["invoice-generator"])
     write_access_file(access_path, {"invoice-generator": ["alice", "zoe"]})

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from deploy.access_file import ExportSummary, iter_access_document
+from deploy.access_file import ExportSummary, grants_outside_catalogue, iter_access_document
 from deploy.command import DeployCommand
 from deploy.progress import progress_for
 
@@ -42,6 +42,7 @@ class Command(DeployCommand):
         chunks = iter_access_document(environment=options["env"], summary=summary)
         if output == "-":
             _write_to_stream(self.stdout._out, chunks)
+            self.warn_about_left_out_grants(grants_outside_catalogue())
             return
         progress = progress_for(self, "Exporting grants")
         try:
@@ -51,9 +52,12 @@ class Command(DeployCommand):
         finally:
             if progress:
                 progress.finish()
+        left_out = grants_outside_catalogue()
+        self.warn_about_left_out_grants(left_out)
         if self.format == "json":
             self.write_json(
                 {
+                    "left_out": left_out,
                     "output": output,
                     "environment": summary.environment,
                     "tools": summary.tool_count,
@@ -68,6 +72,17 @@ class Command(DeployCommand):
             f"({summary.byte_count:,} bytes) to {output}.",
             style=self.style.SUCCESS,
         )
+
+    def warn_about_left_out_grants(self, left_out: dict[str, int]) -> None:
+        """Grants on tools the catalogue lacks are not exported; say so rather than lose them quietly."""
+        if left_out and self.verbosity >= 1:
+            tools = ", ".join(f"{key} ({count})" for key, count in left_out.items())
+            total = sum(left_out.values())
+            self.stderr.write(
+                f"Left out {total} grant{'' if total == 1 else 's'} on tools not in the catalogue: {tools}. "
+                "A RenameTool or RemoveTool migration resolves them; verify_deploy lists them.",
+                style_func=self.style.WARNING,
+            )
 
 
 def _write_to_stream(stream, chunks) -> None:
