@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.support.databases import create_database, database_url, drop_databases
+
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE_PREFIX = "omnitool_b_"
 # Everything omnitool/settings.py reads; a site's processes get only what the test gives them.
@@ -114,49 +116,15 @@ class ScratchSite:
         return json.loads(self.ok("backup", "--list", "--format", "json").stdout)["backups"]
 
 
-def _postgresql_admin():
-    import psycopg2
-
-    default = settings.DATABASES["default"]
-    connection = psycopg2.connect(
-        dbname="postgres",
-        user=default.get("USER") or None,
-        password=default.get("PASSWORD") or None,
-        host=default.get("HOST") or None,
-        port=default.get("PORT") or None,
-    )
-    connection.autocommit = True
-    return connection
-
-
-def _postgresql_url(name: str) -> str:
-    default = settings.DATABASES["default"]
-    password = f":{default['PASSWORD']}" if default.get("PASSWORD") else ""
-    return (
-        f"postgres://{default.get('USER') or 'postgres'}{password}@{default.get('HOST') or '127.0.0.1'}:"
-        f"{default.get('PORT') or 5432}/{name}"
-    )
-
-
 def create_postgresql_database(template: str | None = None) -> str:
     name = f"{DATABASE_PREFIX}{uuid.uuid4().hex[:12]}"
-    _administer(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    create_database(name, template)
     return name
 
 
 def drop_postgresql_database(name: str) -> None:
     assert name.startswith(DATABASE_PREFIX)
-    _administer(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _administer(statement: str) -> None:
-    """Run CREATE/DROP DATABASE, which cannot run in a transaction block."""
-    connection = _postgresql_admin()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
-    finally:
-        connection.close()
+    drop_databases(name)
 
 
 @pytest.fixture(scope="session")
@@ -171,7 +139,7 @@ def site_template(tmp_path_factory) -> Iterator[str]:
         return
     name = create_postgresql_database()
     try:
-        template = ScratchSite(_postgresql_url(name), tmp_path_factory.mktemp("template") / "backups")
+        template = ScratchSite(database_url(name), tmp_path_factory.mktemp("template") / "backups")
         template.ok("migrate", "--noinput", "-v", "0")
         template.ok("load_demo")
         yield name
@@ -188,7 +156,7 @@ def migrated_site(site_template, tmp_path) -> Iterator[ScratchSite]:
         return
     name = create_postgresql_database(template=site_template)
     try:
-        yield ScratchSite(_postgresql_url(name), tmp_path / "backups")
+        yield ScratchSite(database_url(name), tmp_path / "backups")
     finally:
         drop_postgresql_database(name)
 
@@ -201,6 +169,6 @@ def fresh_site(tmp_path) -> Iterator[ScratchSite]:
         return
     name = create_postgresql_database()
     try:
-        yield ScratchSite(_postgresql_url(name), tmp_path / "backups")
+        yield ScratchSite(database_url(name), tmp_path / "backups")
     finally:
         drop_postgresql_database(name)

@@ -27,6 +27,7 @@ from django.db import connection
 
 from deploy.copying import CopyPlan, same_database_settings
 from deploy.models import AccessSnapshot
+from tests.support.databases import create_database, database_url, drop_databases
 from tools.models import ToolAccess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,35 +125,12 @@ class PostgresqlServer:
         return f"omnitool_d_{purpose}_{self.suffix}"
 
     def url(self, name: str, password: str = "") -> str:
-        user = self.settings_dict.get("USER") or "postgres"
-        password = password or self.settings_dict.get("PASSWORD") or ""
-        credentials = f"{user}:{password}" if password else user
-        host = self.settings_dict.get("HOST") or "127.0.0.1"
-        port = self.settings_dict.get("PORT") or 5432
-        return f"postgres://{credentials}@{host}:{port}/{name}"
-
-    def _admin(self):
-        import psycopg2
-
-        admin = psycopg2.connect(
-            dbname="postgres",
-            user=self.settings_dict.get("USER") or None,
-            password=self.settings_dict.get("PASSWORD") or None,
-            host=self.settings_dict.get("HOST") or None,
-            port=self.settings_dict.get("PORT") or None,
-        )
-        admin.autocommit = True
-        return admin
+        return database_url(name, password=password)
 
     def create(self, purpose: str, template: str | None = None) -> str:
         """A new database's URL, with a password (the trusting test server ignores it) that output must hide."""
-        name, template_name = self.name(purpose), template and self.name(template)
-        admin = self._admin()
-        try:
-            with admin.cursor() as cursor:
-                cursor.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template_name}"' if template else ""))
-        finally:
-            admin.close()
+        name = self.name(purpose)
+        create_database(name, template and self.name(template))
         self.created.append(name)
         return self.url(name, password=self.settings_dict.get("PASSWORD") or SECRET)
 
@@ -175,13 +153,7 @@ class PostgresqlServer:
             connection.close()
 
     def drop_all(self) -> None:
-        admin = self._admin()
-        try:
-            with admin.cursor() as cursor:
-                for name in reversed(self.created):
-                    cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            admin.close()
+        drop_databases(*reversed(self.created))
 
 
 def closed_port() -> int:

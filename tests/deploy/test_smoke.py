@@ -23,6 +23,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from deploy.smoke import run_smoke
+from tests.support.databases import create_database, database_url, drop_databases
 from tests.support.gunicorn import running_gunicorn
 from tools.demo import DEMO_USER_PASSWORD
 
@@ -207,27 +208,16 @@ def test_smoke__an_unreachable_database_fails_healthz_with_503(tmp_path):
 
 
 @pytest.mark.postgresql
-def test_smoke__a_dropped_postgresql_database_fails_healthz_with_503(tmp_path, settings):
-    import psycopg2
-
+def test_smoke__a_dropped_postgresql_database_fails_healthz_with_503(tmp_path):
     name = f"omnitool_c_smoke_{uuid.uuid4().hex[:8]}"
-    server_settings = settings.DATABASES["default"]
-    port = server_settings["PORT"] or 5432
-    admin = psycopg2.connect(dbname="postgres", user=server_settings["USER"], host=server_settings["HOST"], port=port)
-    admin.autocommit = True
-    url = f"postgres://{server_settings['USER']}@{server_settings['HOST']}:{port}/{name}"
+    create_database(name)
     try:
-        with admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        with running_gunicorn(tmp_path, database_url=url) as server:
-            with admin.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        with running_gunicorn(tmp_path, database_url=database_url(name)) as server:
+            drop_databases(name)
 
             result = smoke_process(server.url, "--retries", "0")
     finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+        drop_databases(name)
 
     assert result.returncode == 1
     assert checklist(result.stdout)["healthz"] == ("FAIL", "/healthz/ answered 503: database error, status error")

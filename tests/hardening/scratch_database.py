@@ -18,8 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 import psycopg2
-from psycopg2 import sql
 
+from tests.support.databases import create_database, drop_databases
 from tests.support.gunicorn import PROJECT_ROOT, SETTINGS_VARIABLES
 
 
@@ -77,30 +77,14 @@ def _server_options(url: str) -> tuple[str, dict]:
     return config["NAME"], {key: value for key, value in options.items() if value}
 
 
-def _drop(options: dict, name: str) -> None:
-    admin = psycopg2.connect(dbname="postgres", **options)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    finally:
-        admin.close()
-
-
 @contextmanager
 def scratch_database(suffix: str) -> Iterator[ScratchDatabase]:
     """A migrated scratch database next to DATABASE_URL's, dropped afterwards."""
     base_url = os.environ["DATABASE_URL"]
     base_name, options = _server_options(base_url)
     name = f"{base_name}_{suffix}"
-    _drop(options, name)
-    admin = psycopg2.connect(dbname="postgres", **options)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        admin.close()
+    drop_databases(name)
+    create_database(name)
     url = urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
     database = ScratchDatabase(url=url, name=name, connection_options=options)
     try:
@@ -108,4 +92,4 @@ def scratch_database(suffix: str) -> Iterator[ScratchDatabase]:
         assert migrated.returncode == 0, migrated.stderr
         yield database
     finally:
-        _drop(options, name)
+        drop_databases(name)
