@@ -7,7 +7,7 @@ match, and the tools it lacks. Users match on (username, email), email
 compared case-insensitively: a username whose email differs is a different
 person and is never granted.
 
-`apply_plan` writes a plan in one transaction under the deploy lock. It
+`apply_plan` writes a plan in one transaction under the grants lock. It
 re-plans under the lock first, so two imports never interleave and never
 collide on the unique (user, tool) pair (a grant the admin commits meanwhile
 makes it start again); it stores an access snapshot before
@@ -32,7 +32,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.utils import timezone
 
 from deploy.access_file import AccessFile, AccessFileUser, granted_user_ids_by_tool
-from deploy.locking import acquire_deploy_lock
+from tools.locking import acquire_grants_lock
 from tools.models import Tool, ToolAccess
 
 if TYPE_CHECKING:
@@ -310,7 +310,7 @@ def apply_plan(
     snapshot_reason: str = "before import_access",
     progress: ProgressCallback | None = None,
 ) -> ImportResult:
-    """Make the plan's changes in one transaction, under the deploy lock.
+    """Make the plan's changes in one transaction, under the grants lock.
 
     The plan is re-built under the lock from the same file, so what is applied
     is exact even if the database changed since `plan` was printed; the
@@ -338,7 +338,7 @@ def _apply_once(plan: AccessPlan, *, using: str, snapshot_reason: str, progress:
     from deploy.snapshots import take_access_snapshot
 
     with transaction.atomic(using=using):
-        acquire_deploy_lock(using)
+        acquire_grants_lock(using)
         locked_plan = build_plan(plan.access_file, mode=plan.mode, using=using, all_tools=plan.all_tools)
         if not locked_plan.has_changes:
             return ImportResult(plan=locked_plan, added=0, removed=0, snapshot=None)

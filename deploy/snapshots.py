@@ -70,7 +70,7 @@ def snapshot_access_file(snapshot: AccessSnapshot) -> AccessFile:
 
 
 def restore_access_snapshot(snapshot: AccessSnapshot, *, using: str = DEFAULT_DB_ALIAS):
-    """Make the grants exactly the snapshot's, on every tool, in one transaction under the deploy lock.
+    """Make the grants exactly the snapshot's, on every tool, in one transaction under the grants lock.
 
     Grants on tools created since the snapshot are removed; users deleted since
     cannot be restored and are reported as unmatched in the returned plan. A

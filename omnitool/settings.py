@@ -120,7 +120,7 @@ except ValueError as error:  # the message names the scheme, never the URL (it m
     raise ImproperlyConfigured(f"DATABASE_URL cannot be read: {error}") from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE: a transaction takes SQLite's write lock when it begins, so two
-    # imports serialise instead of failing on a lock upgrade (deploy/locking.py).
+    # imports serialise instead of failing on a lock upgrade (tools/locking.py).
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 30})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

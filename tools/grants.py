@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from deploy.locking import acquire_deploy_lock
+from tools.locking import acquire_grants_lock
 from tools.models import Tool, ToolAccess
 
 GRANT_BATCH_SIZE = 5000
@@ -38,7 +38,7 @@ def grant_to_all_active_users_except(
         # The lock imports and access rollbacks take: without it, this and a concurrent
         # import each hold rows the other is about to write and PostgreSQL aborts one of
         # them as a deadlock (tests/hardening/test_concurrency.py).
-        acquire_deploy_lock()
+        acquire_grants_lock()
         for tool in tools:
             granted = set(ToolAccess.objects.filter(tool=tool).values_list("user_id", flat=True))
             new_grants = [

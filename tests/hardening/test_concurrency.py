@@ -5,10 +5,10 @@ grant.
 To make them truly overlap, the test holds (in its own open transaction) one
 grant that the first import and the bulk grant both write. The first import
 stops on it in the middle of its writes, holding the rows it already wrote;
-the bulk grant stops on it too, or on the deploy lock, and the other imports
-queue on the deploy lock. Once pg_stat_activity shows all four waiting, the
+the bulk grant stops on it too, or on the grants lock, and the other imports
+queue on the grants lock. Once pg_stat_activity shows all four waiting, the
 test lets go and they all run over the same rows. (Before the bulk grant took
-the deploy lock, it and the first import deadlocked here: each held rows the
+the grants lock, it and the first import deadlocked here: each held rows the
 other was about to write.)
 
 The bulk grant is `tools.grants.grant_to_all_active_users_except` given a
@@ -93,7 +93,7 @@ def database():
 
 
 def wait_for_waiters(database: ScratchDatabase, processes, count: int, timeout: float = 120) -> None:
-    """Until pg_stat_activity shows at least `count` backends waiting on a lock (a row or the deploy lock)."""
+    """Until pg_stat_activity shows at least `count` backends waiting on a lock (a row or the grants lock)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         queries = [query for (query,) in database.query(WAITING)]

@@ -1,7 +1,7 @@
 """`manage.py import_access [SOURCE]`: make this environment's grants follow an access file.
 
 Reads and validates the file, prints the plan, and (unless --dry-run) applies
-it in one transaction under the deploy lock, after storing an access snapshot.
+it in one transaction under the grants lock, after storing an access snapshot.
 The work is in deploy.access_file and deploy.access.
 """
 import sys

@@ -1,5 +1,5 @@
-"""One lock for everything that rewrites grants (imports, access rollbacks), so
-that two of them never interleave.
+"""One lock for everything that rewrites grants in bulk (imports, access
+rollbacks, the admin's bulk grant), so that two of them never interleave.
 
 PostgreSQL: a transaction-scoped advisory lock, released at commit or rollback.
 SQLite: the settings open every transaction with BEGIN IMMEDIATE, so the
@@ -9,7 +9,7 @@ import zlib
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
-DEPLOY_LOCK_NAME = "omnitool.deploy.access"
+GRANTS_LOCK_NAME = "omnitool.deploy.access"  # the name is the lock's identity: keep it
 
 
 def advisory_lock_id(name: str) -> int:
@@ -17,11 +17,11 @@ def advisory_lock_id(name: str) -> int:
     return zlib.crc32(name.encode()) - 2**31
 
 
-def acquire_deploy_lock(using: str = DEFAULT_DB_ALIAS, name: str = DEPLOY_LOCK_NAME) -> None:
-    """Block until this transaction holds the deploy lock. Call inside transaction.atomic()."""
+def acquire_grants_lock(using: str = DEFAULT_DB_ALIAS, name: str = GRANTS_LOCK_NAME) -> None:
+    """Block until this transaction holds the grants lock. Call inside transaction.atomic()."""
     connection = connections[using]
     if not connection.in_atomic_block:
-        raise RuntimeError("acquire_deploy_lock() must be called inside transaction.atomic().")
+        raise RuntimeError("acquire_grants_lock() must be called inside transaction.atomic().")
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [advisory_lock_id(name)])
